@@ -28,9 +28,9 @@ def _parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", required=True)
   fit = commands.add_parser(
       "fit", help="fit a conditional logit model by maximum likelihood",
-      description="Fit log p(j) = θ·x_j − log Σ_k exp(θ·x_k) by maximum likelihood. Without "
+      description="Fit log p(j) = theta.x_j - log sum_k exp(theta.x_k) by maximum likelihood. Without "
       "--data: the embedded TravelMode data (ASC with car as reference, gc, ttme, hinc:air).")
-  fit.add_argument("--data", help="long-format CSV, one row per case × alternative")
+  fit.add_argument("--data", help="long-format CSV, one row per case x alternative")
   fit.add_argument("--case", help="column identifying the choice case")
   fit.add_argument("--alt", help="column naming the alternative")
   fit.add_argument("--choice", help="column: 1 on the chosen row, else 0")
@@ -100,7 +100,7 @@ class _Progress:
   def __call__(self, step, value, grad_norm):
     elapsed = time.perf_counter() - self.start
     if elapsed > 1.0:
-      print(f"\r  … step {int(step)}, −log L {float(value):.6f}, max|grad| {float(grad_norm):.1e}"
+      print(f"\r  ... step {int(step)}, -log L {float(value):.6f}, max|grad| {float(grad_norm):.1e}"
             f" ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
       self.shown = True
 
@@ -145,7 +145,7 @@ def _fit(args) -> int:
         f"{int(data.available.sum())} available rows, {data.num_features} parameters")
   print("  chosen: " + ", ".join(f"{a} {c}" for a, c in zip(data.alternatives, counts)))
   check = lsejax.check_gradients(neg_log_likelihood, naive, theta0, features, chosen, available)
-  print(f"gradient check at θ=0: custom vs jax.grad(naive) max rel "
+  print(f"gradient check at theta=0: custom vs jax.grad(naive) max rel "
         f"{check.max_rel_vs_reference:.1e}, vs central differences max rel "
         f"{check.max_rel_vs_finite_diff:.1e}")
 
@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
   except (UsageError, DataError) as err:
     print(f"lsejax {args.command}: error: {err}", file=sys.stderr)
     return EXIT_BAD_INPUT
+  except BrokenPipeError:  # `lsejax fit | head`: the reader left; not an error of ours
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 if __name__ == "__main__":
