@@ -93,8 +93,8 @@ def softmax_cross_entropy_with_integer_labels(
   Examples:
     >>> import jax.numpy as jnp, lsejax
     >>> logits = jnp.array([[0.0, 0.0], [0.0, jnp.log(3.0)]])
-    >>> print(lsejax.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])).round(4).tolist())
-    [0.6931, 0.2877]
+    >>> print(lsejax.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])).round(4))
+    [0.6931 0.2877]
   """
   logits, out_dtype = _args.inexact(_args.as_array(logits, "logits"))
   labels = _args.as_array(labels, "labels")
@@ -149,7 +149,7 @@ def log_linear_nll(theta: ArrayLike, features: ArrayLike, chosen: ArrayLike,
   Examples:
     >>> import jax.numpy as jnp, lsejax
     >>> x = jnp.array([[[1.0], [0.0]]])      # one case, two alternatives, one feature
-    >>> print(lsejax.log_linear_nll(jnp.array([0.0]), x, jnp.array([0])).round(4).tolist())
+    >>> print(lsejax.log_linear_nll(jnp.array([0.0]), x, jnp.array([0])).round(4))
     [0.6931]
   """
   theta = _args.as_array(theta, "theta")

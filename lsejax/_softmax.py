@@ -75,8 +75,8 @@ def log_softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Ar
 
   Examples:
     >>> import jax.numpy as jnp, lsejax
-    >>> print(lsejax.log_softmax(jnp.array([0.0, 0.0])).round(4).tolist())
-    [-0.6931, -0.6931]
+    >>> print(lsejax.log_softmax(jnp.array([0.0, 0.0])).round(4))
+    [-0.6931 -0.6931]
   """
   x, out_dtype, axes, where = _prepare(x, axis, where, "log_softmax")
   return _log_softmax(x, where, axes, in_forward_mode()).astype(out_dtype)
