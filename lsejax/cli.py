@@ -45,7 +45,30 @@ def _parser() -> argparse.ArgumentParser:
   fit.add_argument("--learning-rate", type=float, default=0.05, help="for --optimizer adam")
   fit.add_argument("--max-steps", type=int, default=1000)
   fit.add_argument("--tol", type=float, default=1e-8, help="gradient tolerance (max abs)")
+  commands.add_parser(
+      "check", help="run the edge-case suite against float64 references",
+      description="Run every convention of the README by example (no mass, +inf, NaN, weights, "
+      "dominant term, low precision, empty/integer, complex, cross-entropy) and compare with "
+      "float64 references. Exit code 0 only when every case holds.")
   return parser
+
+
+def _check(args) -> int:
+  del args
+  import jax  # noqa: PLC0415
+
+  jax.config.update("jax_enable_x64", True)  # for the float64 cases and references
+  from lsejax._edge_cases import run_edge_cases  # noqa: PLC0415
+
+  results = run_edge_cases()
+  print(f"{'kind':<16} {'cases':>5}  {'worst error':>11}  {'tolerance':>9}  status")
+  for r in results:
+    status = "ok" if r.ok else "FAILED: " + "; ".join(r.failures)
+    print(f"{r.kind:<16} {r.cases:>5}  {r.worst_error:>11.1e}  {r.tolerance:>9.0e}  {status}")
+  total = sum(r.cases for r in results)
+  failed = sum(len(r.failures) for r in results)
+  print(f"{total - failed} of {total} cases hold")
+  return 0 if failed == 0 else 1
 
 
 def _load(args):
@@ -206,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if args.command == "fit":
       return _fit(args)
+    if args.command == "check":
+      return _check(args)
     raise UsageError(f"unknown command {args.command}")
   except (UsageError, DataError) as err:
     print(f"lsejax {args.command}: error: {err}", file=sys.stderr)
