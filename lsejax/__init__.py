@@ -2,6 +2,12 @@
 
 from lsejax._check import GradientCheck as GradientCheck
 from lsejax._check import check_gradients as check_gradients
+from lsejax._data import ChoiceData as ChoiceData
+from lsejax._data import DataError as DataError
+from lsejax._data import Specification as Specification
+from lsejax._data import embedded_path as embedded_path
+from lsejax._data import read_long_csv as read_long_csv
+from lsejax._data import travel_mode as travel_mode
 from lsejax._fit import FitResult as FitResult
 from lsejax._fit import fit as fit
 from lsejax._fit import fit_function as fit_function
@@ -19,10 +25,14 @@ from lsejax._softmax import log_softmax as log_softmax
 from lsejax._softmax import softmax as softmax
 
 __all__ = [
+    "ChoiceData",
+    "DataError",
     "FitResult",
     "GradientCheck",
     "Inference",
+    "Specification",
     "check_gradients",
+    "embedded_path",
     "fit",
     "fit_function",
     "forward_mode",
@@ -31,8 +41,10 @@ __all__ = [
     "log_linear_nll",
     "log_softmax",
     "logsumexp",
+    "read_long_csv",
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
+    "travel_mode",
 ]
 __version__ = "0.1.0"

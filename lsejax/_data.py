@@ -189,7 +189,13 @@ def parse_specific(text: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
 
 
 def embedded_path() -> pathlib.Path:
-    """Path of the embedded TravelMode CSV shipped in ``lsejax/data``."""
+    """Path of the embedded TravelMode CSV shipped in ``lsejax/data``.
+
+    Examples:
+        >>> import lsejax
+        >>> lsejax.embedded_path().name
+        'travel_mode.csv'
+    """
     return pathlib.Path(str(resources.files("lsejax") / "data" / "travel_mode.csv"))
 
 
@@ -202,6 +208,12 @@ def travel_mode(spec: Specification | None = None) -> ChoiceData:
 
     Returns:
         The design arrays, with ``source`` set to ``"embedded TravelMode data"``.
+
+    Examples:
+        >>> import lsejax
+        >>> data = lsejax.travel_mode()
+        >>> data.features.shape, data.names[:2]
+        ((210, 4, 6), ('ASC_air', 'ASC_train'))
     """
     spec = DEFAULT_TRAVEL_SPEC if spec is None else spec
     return _load(
@@ -237,6 +249,14 @@ def read_long_csv(
 
     Raises:
         DataError: On any problem with the file or the specification, in one line.
+
+    Examples:
+        >>> import lsejax
+        >>> spec = lsejax.Specification(features=("gc",), asc=True, ref="car")
+        >>> data = lsejax.read_long_csv(lsejax.embedded_path(), case="individual", alt="mode",
+        ...                             choice="choice", spec=spec)
+        >>> data.names
+        ('ASC_air', 'ASC_train', 'ASC_bus', 'gc')
     """
     return _load(
         pathlib.Path(path), str(path), case=case, alt=alt, choice=choice, avail=avail, spec=spec

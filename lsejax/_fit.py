@@ -67,7 +67,14 @@ def fit_function(loss: Callable[..., jax.Array], *,
   """The jitted ``(init_params, *args) -> FitResult`` loop behind :func:`fit`.
 
   Use it to compile once and fit many data sets of the same shapes, or to time compilation
-  apart from the run (``fit_function(loss).lower(params, *args).compile()``).
+  apart from the run (``fit_function(loss).lower(params, *args).compile()``). The arguments are
+  those of :func:`fit`.
+
+  Examples:
+    >>> import jax.numpy as jnp, lsejax
+    >>> run = lsejax.fit_function(lambda p, c: jnp.sum((p - c) ** 2))
+    >>> print(run(jnp.zeros(2), jnp.array([1.0, 2.0])).params.round(4).tolist())
+    [1.0, 2.0]
   """
   if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
     raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")

@@ -77,7 +77,8 @@ def log_linear_inference(theta: ArrayLike, features: ArrayLike, chosen: ArrayLik
     where: optional availability mask ``[cases, num_alternatives]``.
 
   Returns:
-    An :class:`Inference`. Standard errors are NaN where the information matrix is singular.
+    An :class:`Inference`. Standard errors, t and p are NaN when the information matrix is
+    singular (a parameter is not identified, e.g. two collinear columns).
 
   Examples:
     >>> import jax.numpy as jnp, lsejax
@@ -89,8 +90,13 @@ def log_linear_inference(theta: ArrayLike, features: ArrayLike, chosen: ArrayLik
   theta = _args.as_array(theta, "theta")
   features = _args.as_array(features, "features")
   information = log_linear_information(theta, features, where)
+  # A singular information matrix means a parameter is not identified (collinear columns): its
+  # inverse would give inf or arbitrary huge standard errors, so say NaN instead.
+  eigenvalues = jnp.linalg.eigvalsh(information)
+  eps = jnp.finfo(information.dtype).eps
+  singular = eigenvalues[0] <= eigenvalues[-1] * information.shape[0] * eps * 10
   covariance = jnp.linalg.inv(information)
-  std_err = jnp.sqrt(jnp.diag(covariance))
+  std_err = jnp.where(singular, jnp.nan, jnp.sqrt(jnp.diag(covariance)))
   t = theta / std_err
   log_likelihood = -jnp.sum(log_linear_nll(theta, features, chosen, where))
   available = features.shape[-2] if where is None else jnp.sum(

@@ -196,6 +196,9 @@ def _fit(args) -> int:
   print(f"log-likelihood       {float(inference.log_likelihood):.5f}")
   print(f"null log-likelihood  {float(inference.null_log_likelihood):.5f}")
   print(f"rho2                 {float(inference.rho2):.5f}")
+  if not bool(jnp.all(jnp.isfinite(inference.std_err))):
+    print("warning: the information matrix is singular: some parameter is not identified "
+          "(collinear or constant columns?); standard errors are NaN")
   print()
   width = max(8, *(len(n) for n in data.names))
   print(f"{'name':<{width}}  {'estimate':>12}  {'std. err':>12}  {'t':>8}  {'p':>9}")
