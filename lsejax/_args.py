@@ -14,9 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_LOW_PRECISION = (jnp.float16, jnp.bfloat16)
-
-
 def as_array(x, name: str) -> jax.Array:
   """``x`` as a JAX array, or a TypeError naming ``name``."""
   if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, complex, bool)):
@@ -32,17 +29,15 @@ def as_array(x, name: str) -> jax.Array:
   raise TypeError(f"{name} must be an array, got {type(x).__name__}")
 
 
-def inexact(a: jax.Array) -> tuple[jax.Array, jnp.dtype]:
-  """``(computation array, result dtype)``.
+def inexact(a: jax.Array) -> jax.Array:
+  """``a`` as an inexact array: integers and bools are promoted to the default float dtype.
 
-  Integers and bools are promoted to the default float dtype; float16 and bfloat16 are computed
-  in float32 (their sums overflow and their exp underflows) and the result is cast back.
+  float16 and bfloat16 stay as they are: the kernel sums them in float32 (their sums overflow and
+  their exp underflows) and the public functions cast results back to the input dtype.
   """
   if a.dtype == jnp.bool_ or jnp.issubdtype(a.dtype, jnp.integer):
-    a = a.astype(jnp.result_type(float))
-  if a.dtype in _LOW_PRECISION:
-    return a.astype(jnp.float32), a.dtype
-  return a, a.dtype
+    return a.astype(jnp.result_type(float))
+  return a
 
 
 def axes(axis, ndim: int, name: str = "axis") -> tuple[int, ...]:

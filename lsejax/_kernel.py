@@ -1,23 +1,23 @@
 """The one numerics kernel behind every reduction in lsejax.
 
-Everything that reduces ``log Σ_i b_i exp(a_i)`` goes through these few functions, so the shift,
-the ±inf/NaN guards and the closed-form derivative live in exactly one place.
+Everything that reduces ``log Σ_i b_i exp(a_i)`` goes through these functions, so the shift,
+the ±inf/NaN guards, the log1p refinement and the closed-form derivative live in one place.
 
-A reduction is described per row (per reduced slice) by three numbers:
+A reduction is summarised per row (per reduced slice) by two numbers, :class:`RowStats`:
 
-* ``shift``: the largest live entry, used to shift the exponent. It is kept at ``+inf`` (so that
-  a row holding ``+inf`` takes the limit of the softmax) but replaced by 0 where the row has no
-  live entry (``-inf``) or the max is NaN (the NaN then reaches the sum by itself).
-* ``top``: ``Σ b_i`` over the entries equal to the shift, each of which contributes exactly
-  ``exp(0) = 1``;
-* ``rest``: ``Σ b_i exp(a_i − shift)`` over the others.
+* ``max``: the largest live entry (an entry is live if ``where`` includes it and its weight is
+  nonzero). The exponent is shifted by it, or by 0 where it is ±inf or NaN;
+* ``total = Σ b_i exp(a_i − shift)``, one fused pass over the input.
 
-``log|top + rest|`` is then ``log|top| + log1p(rest / top)``, which keeps a tiny ``rest`` that a
-plain ``log(1 + rest)`` would round away (float64 ``logsumexp([0, -40])`` is 4.2e-18, not 0).
+The value is ``shift + log|total|``. Where ``|total|`` is near 1 the dominant term (weight ``top``,
+``exp(0) = 1`` each) could swamp a tiny ``rest``: then, and only then, a second pass computes
+``rest`` and the value becomes ``log|top| + log1p(rest/top)`` (float64 ``logsumexp([0, -40])``
+is 4.2e-18, not 0).
 
-The derivative of the result with respect to ``b_i`` is ``exp(a_i − shift) / (top + rest)``
-(:func:`mass_weights`); with respect to ``a_i`` it is ``b_i`` times that: the softmax.
-All functions work on arrays with the reduced axes kept (``keepdims=True``).
+The derivative of the value with respect to ``b_i`` is ``exp(a_i − shift) / total``
+(:func:`mass_weights`); with respect to ``a_i`` it is ``b_i`` times that: the softmax. In a row
+holding +inf it is the limit: shared by the +inf entries in proportion to their weights.
+All functions work with the reduced axes kept (``keepdims=True``).
 """
 
 from __future__ import annotations
@@ -28,24 +28,42 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+_LOW_PRECISION = (jnp.float16, jnp.bfloat16)
+
+
+def compute_dtype(x: jax.Array) -> jax.Array:
+  """``x`` in the precision sums are taken in: float16/bfloat16 go to float32."""
+  return x.astype(jnp.float32) if x.dtype in _LOW_PRECISION else x
+
 
 class RowStats(NamedTuple):
-  """Per-row statistics of a reduction (reduced axes kept as size 1)."""
+  """Per-row summary of a reduction (reduced axes kept as size 1)."""
 
-  shift: jax.Array  # the shift: the row max, or +inf, or 0 for rows with no live entry
-  total: jax.Array  # Σ b exp(a − shift), signed
-  log_total: jax.Array  # log|total|, -inf where the sum is 0
-  sign: jax.Array  # sign of the sum; 0 for an empty or exactly cancelling sum
+  max: jax.Array  # the largest live entry (real part); ±inf or NaN possible
+  total: jax.Array  # Σ b exp(a − shift), signed; +inf in a row holding +inf
 
   @property
-  def value(self) -> jax.Array:
-    """``log|Σ b exp(a)|``: -inf for a sum of 0, +inf for a row holding +inf."""
-    return self.shift.astype(self.log_total.dtype) + self.log_total
+  def shift(self) -> jax.Array:
+    """The max where finite, else 0: a -inf row sums to 0, a +inf row to +inf."""
+    return jnp.where(jnp.isfinite(self.max), self.max, jnp.zeros_like(self.max))
+
+  @property
+  def sign(self) -> jax.Array:
+    """Sign of the sum; 0 for an empty or exactly cancelling sum."""
+    if jnp.iscomplexobj(self.total):
+      size = jnp.abs(self.total)
+      return jnp.where(size == 0, 0, self.total / jnp.where(size == 0, 1, size))
+    return jnp.sign(self.total)
 
   @property
   def dead(self) -> jax.Array:
-    """Rows whose result is -inf: they carry no mass, so no gradient."""
-    return self.value == -jnp.inf
+    """Rows with no mass (value -inf): no gradient flows through them."""
+    return self.total == 0
+
+  @property
+  def inf_row(self) -> jax.Array:
+    """Rows holding a live +inf and no NaN: their gradient is the limit of the softmax."""
+    return (self.max == jnp.inf) & ~jnp.isnan(self.total)
 
 
 def live_mask(b: jax.Array | None, where: jax.Array | None) -> jax.Array | None:
@@ -61,87 +79,104 @@ def mask(x: jax.Array, keep: jax.Array | None, fill) -> jax.Array:
   return x if keep is None else jnp.where(keep, x, jnp.asarray(fill, x.dtype))
 
 
-def row_shift(a_live: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-  """The shift of each row: its max, kept at +inf, 0 where it is -inf or NaN.
-
-  The max only picks the shift; it never decides the value: a NaN that ``jnp.max`` drops (as
-  XLA:CPU does for long float32 rows) still reaches the sum. The shift is a constant for autodiff:
-  the result does not depend on it, so second derivatives through the forward stay exact.
-  """
-  m = jnp.max(jnp.real(a_live), axis=axes, keepdims=True, initial=-jnp.inf)
-  m = jnp.where((m == -jnp.inf) | jnp.isnan(m), jnp.zeros_like(m), m)
-  return lax.stop_gradient(m)
-
-
-def shifted(a: jax.Array, shift: jax.Array) -> jax.Array:
-  """``a − shift``, with the limit convention for rows whose shift is +inf.
-
-  In such a row the +inf entries become 0 (``exp`` → 1, so tied +inf entries share the mass
-  evenly) and every finite entry becomes -inf (``exp`` → 0): the limit of the softmax.
-  """
-  if jnp.iscomplexobj(a):
-    return a - shift.astype(a.dtype)
-  return jnp.where((shift == jnp.inf) & (a == jnp.inf), jnp.zeros_like(a), a - shift)
-
-
-def _log_abs_sum(top: jax.Array, rest: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """``(log|top + rest|, sign, top + rest)``, using log1p where ``top`` dominates.
-
-  Every branch is fed safe operands (the double-where idiom) so that no unselected branch puts a
-  NaN into a second derivative.
-  """
-  total = top + rest
-  top_nonzero = top != 0
-  safe_top = jnp.where(top_nonzero, top, jnp.ones_like(top))
-  ratio = rest / safe_top
-  use_log1p = top_nonzero & (ratio > -1)  # False for NaN too
-  via_log1p = jnp.log(jnp.abs(safe_top)) + jnp.log1p(jnp.where(use_log1p, ratio, 0))
-  is_zero = total == 0
-  safe_total = jnp.where(use_log1p | is_zero, jnp.ones_like(total), total)
-  direct = jnp.where(is_zero, -jnp.inf, jnp.log(jnp.abs(safe_total)))
-  return jnp.where(use_log1p, via_log1p, direct), jnp.sign(total), total
+def _live(a, b, where):
+  live = live_mask(b, where)
+  a = compute_dtype(a)
+  b = None if b is None else mask(compute_dtype(b), live, 0)
+  return mask(a, live, -jnp.inf), b
 
 
 def row_stats(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
               axes: tuple[int, ...]) -> RowStats:
-  """The forward reduction: shift, signed total, ``log|Σ b exp(a)|`` and its sign per row.
+  """The forward pass: the row max, then one fused ``Σ b exp(a − shift)``.
 
-  Written with differentiable operations throughout, so that autodiff of it (which reverse-over-
-  reverse differentiation performs) is exact.
+  The max only picks the shift; it never decides the value: a NaN that ``jnp.max`` drops (as
+  XLA:CPU does for long float32 rows) still reaches the sum. The shift is a constant for autodiff
+  (the value does not depend on it), so autodiff of this pass, which reverse-over-reverse
+  differentiation performs, is exact.
   """
-  live = live_mask(b, where)
-  a_live = mask(a, live, -jnp.inf)
-  shift = row_shift(a_live, axes)
-  z = shifted(a_live, shift)
-  terms = jnp.exp(z)
-  if b is not None:
-    terms = mask(b, live, 0) * terms
-  if jnp.iscomplexobj(a):
-    # Complex sums have no dominant real term to split off; follow jax.nn.logsumexp.
-    total = jnp.sum(terms, axis=axes, keepdims=True)
-    abs_total = jnp.abs(total)
-    safe = jnp.where(abs_total == 0, jnp.ones_like(total), total)
-    sign = jnp.where(abs_total == 0, jnp.zeros_like(total), total / jnp.abs(safe))
-    log_abs = jnp.where(abs_total == 0, -jnp.inf, jnp.log(jnp.abs(safe)))
-    return RowStats(shift, total, log_abs, sign)
-  at_top = z == 0
-  zero = jnp.zeros_like(terms)
-  top = jnp.sum(jnp.where(at_top, terms, zero), axis=axes, keepdims=True)
-  rest = jnp.sum(jnp.where(at_top, zero, terms), axis=axes, keepdims=True)
-  log_total, sign, total = _log_abs_sum(top, rest)
-  return RowStats(shift, total, log_total, sign)
+  a_live, b_live = _live(a, b, where)
+  row_max = jnp.max(jnp.real(a_live), axis=axes, keepdims=True, initial=-jnp.inf)
+  stats = RowStats(lax.stop_gradient(row_max), None)
+  terms = jnp.exp(a_live - stats.shift.astype(a_live.dtype))
+  if b_live is not None:
+    terms = b_live * terms
+  return stats._replace(total=jnp.sum(terms, axis=axes, keepdims=True))
 
 
-def mass_weights(a: jax.Array, where: jax.Array | None, stats: RowStats,
-                 scale: jax.Array) -> jax.Array:
+def _safe_log_abs(x: jax.Array) -> jax.Array:
+  """``log|x|``, -inf at 0, with a NaN-free derivative there (the double-where idiom)."""
+  is_zero = x == 0
+  return jnp.where(is_zero, -jnp.inf, jnp.log(jnp.abs(jnp.where(is_zero, 1, x))))
+
+
+def _log1p_split(top: jax.Array, rest: jax.Array) -> jax.Array:
+  """``log|top + rest|`` as ``log|top| + log1p(rest/top)`` where that is defined, else direct."""
+  ok = top != 0
+  ratio = rest / jnp.where(ok, top, 1)
+  ok = ok & (ratio > -1)  # False for NaN too
+  split = _safe_log_abs(jnp.where(ok, top, 1)) + jnp.log1p(jnp.where(ok, ratio, 0))
+  return jnp.where(ok, split, _safe_log_abs(top + rest))
+
+
+def log_abs_total(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
+                  axes: tuple[int, ...], stats: RowStats) -> jax.Array:
+  """``log|total|``, refined where ``|total| ≈ 1``; the value is ``shift + log|total|``.
+
+  ``total = top + rest`` with ``top`` the weight of the entries at the max (each contributes
+  ``exp(0) = 1`` exactly). When ``|total|`` is within (1/2, 2) the rounding of ``top + rest`` can
+  hide all of ``rest``; then (only when some row needs it) a second pass sums ``top`` and
+  ``rest = Σ_{a_i < max} b_i exp(a_i − max)`` apart and the value uses log1p.
+  """
+  plain = _safe_log_abs(stats.total)
+  if jnp.iscomplexobj(stats.total):
+    return plain
+  size = jnp.abs(stats.total)
+  near_one = (size > 0.5) & (size < 2)
+
+  def refine():
+    a_live, b_live = _live(a, b, where)
+    z = a_live - stats.shift
+    at_top = z == 0
+    terms = jnp.exp(z) if b_live is None else b_live * jnp.exp(z)
+    zero = jnp.zeros_like(terms)
+    top = jnp.sum(jnp.where(at_top, terms, zero), axis=axes, keepdims=True)  # Σ b at the max
+    rest = jnp.sum(jnp.where(at_top, zero, terms), axis=axes, keepdims=True)
+    return jnp.where(near_one, _log1p_split(top, rest), plain)
+
+  return lax.cond(jnp.any(near_one), refine, lambda: plain)
+
+
+def inf_weight(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
+               axes: tuple[int, ...], stats: RowStats) -> jax.Array:
+  """Per row, ``Σ b_i`` over the live +inf entries (1 where the row holds none).
+
+  Computed in a pass of its own, taken only when some row holds +inf.
+  """
+  def total_at_inf():
+    a_live, b_live = _live(a, b, where)
+    at_inf = (a_live == jnp.inf).astype(a_live.dtype)
+    weights = at_inf if b_live is None else b_live * at_inf
+    return jnp.where(stats.inf_row, jnp.sum(weights, axis=axes, keepdims=True), 1)
+
+  return lax.cond(jnp.any(stats.inf_row), total_at_inf, lambda: jnp.ones_like(stats.total))
+
+
+def mass_weights(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
+                 axes: tuple[int, ...], stats: RowStats, scale: jax.Array) -> jax.Array:
   """``scale · ∂ log|Σ b exp(a)| / ∂b_i = scale · exp(a_i − shift) / total``, guarded.
 
-  ``scale`` is a per-row factor (the incoming cotangent, or 1). Rows whose result is -inf carry
-  no mass and get weight 0 (never NaN); rows whose result is NaN get NaN; entries outside
-  ``where`` get 0. Multiplying by ``b_i`` gives the softmax, the derivative with respect to ``a_i``.
+  ``scale`` is a per-row factor (the incoming cotangent, or 1). Rows with no mass get 0 (never
+  NaN), rows whose value is NaN get NaN, entries outside ``where`` get 0, and in a row holding
+  +inf the weight is ``scale / Σ_{+inf} b`` on the +inf entries and 0 elsewhere. Multiplying by
+  ``b_i`` gives the softmax, the derivative with respect to ``a_i``.
   """
-  dead = stats.dead
-  safe_total = jnp.where(dead, jnp.ones_like(stats.total), stats.total)
-  per_row = jnp.where(dead, jnp.zeros_like(scale), scale / safe_total)
-  a_in = mask(a, where, -jnp.inf)
-  return jnp.exp(shifted(a_in, stats.shift)) * per_row.astype(a.dtype)
+  a_in = mask(compute_dtype(a), where, -jnp.inf)
+  scale = scale.astype(stats.total.dtype)
+  per_row = jnp.where(stats.dead, 0, scale / jnp.where(stats.dead, 1, stats.total))
+  weights = jnp.exp(a_in - stats.shift.astype(a_in.dtype)) * per_row
+  if jnp.iscomplexobj(a_in):
+    return weights
+  per_inf = scale / inf_weight(a, b, where, axes, stats)
+  at_inf = jnp.where(a_in == jnp.inf, per_inf, 0)
+  return jnp.where(stats.inf_row, at_inf, weights)

@@ -4,8 +4,8 @@ The forward pass is :func:`lsejax._kernel.row_stats`; the backward is the closed
 
     ∂/∂a_i log|Σ_j b_j exp(a_j)| = b_i exp(a_i − lse) · sign,   ∂/∂b_i = exp(a_i − lse) · sign,
 
-computed from the input and three numbers per row saved by the forward (the shift, the signed
-shifted sum and the result). Nothing N×V is saved beyond the input itself.
+computed from the input and two numbers per row saved by the forward (the row max and the
+shifted sum). Nothing N×V is saved beyond the input itself.
 
 JAX refuses forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) on a custom_vjp function.
 :func:`forward_mode` switches every lsejax primitive called inside a function to a
@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from lsejax import _args
-from lsejax._kernel import RowStats, live_mask, mask, mass_weights, row_stats
+from lsejax._kernel import (RowStats, compute_dtype, live_mask, log_abs_total, mask, mass_weights,
+                            row_stats)
 
 _F = TypeVar("_F", bound=Callable)
 _FORWARD = contextvars.ContextVar("lsejax_forward_mode", default=False)
@@ -113,21 +114,21 @@ def logsumexp(a: ArrayLike, axis=None, b: ArrayLike | None = None, keepdims: boo
     >>> print(lsejax.logsumexp(jnp.array([-jnp.inf, -jnp.inf])))
     -inf
   """
-  a, out_dtype = _args.inexact(_args.as_array(a, "a"))
+  a = _args.inexact(_args.as_array(a, "a"))
   reduced = _args.axes(axis, a.ndim)
   if b is not None:
-    b, b_dtype = _args.inexact(_args.broadcast_to(b, a.shape, "b"))
-    out_dtype = jnp.result_type(out_dtype, b_dtype)
-    a, b = jnp.asarray(a, jnp.result_type(a, b)), jnp.asarray(b, jnp.result_type(a, b))
+    b = _args.inexact(_args.broadcast_to(b, a.shape, "b"))
+    common = jnp.result_type(a, b)
+    a, b = a.astype(common), b.astype(common)
   where = _args.where_mask(where, a.shape)
   for name, flag in (("keepdims", keepdims), ("return_sign", return_sign)):
     if not isinstance(flag, (bool, int)):
       raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
   out, sign = _logsumexp(a, b, where, reduced, bool(keepdims), bool(return_sign),
                          in_forward_mode())
-  if jnp.iscomplexobj(out):
+  if jnp.iscomplexobj(a):
     return (out, sign) if return_sign else out
-  out, sign = out.astype(out_dtype), sign.astype(out_dtype)
+  out, sign = out.astype(a.dtype), sign.astype(a.dtype)  # float16/bfloat16 summed in float32
   return (out, sign) if return_sign else out
 
 
@@ -142,10 +143,10 @@ def _logsumexp(a, b, where, axes, keepdims, return_sign, forward):
   return out, sign
 
 
-def _value(stats: RowStats, return_sign: bool) -> tuple[jax.Array, jax.Array]:
-  """``(result, sign)`` from the row statistics; the result is NaN for a negative sum unless
-  ``return_sign``, and the complex log for complex input."""
-  value = stats.value
+def _value(a, b, where, axes, stats: RowStats, return_sign: bool):
+  """``(value, sign)``: the value is NaN for a negative sum unless ``return_sign``, and the
+  complex log for complex input."""
+  value = stats.shift + log_abs_total(a, b, where, axes, stats)
   if jnp.iscomplexobj(stats.total):
     if not return_sign:
       value = value + 1j * jnp.angle(stats.sign)
@@ -154,34 +155,33 @@ def _value(stats: RowStats, return_sign: bool) -> tuple[jax.Array, jax.Array]:
   return value, stats.sign
 
 
-def _cotangents(a, b, where, stats: RowStats, g, return_sign: bool):
+def _cotangents(a, b, where, axes, stats: RowStats, g, return_sign: bool):
   """``(g·∂/∂a, g·∂/∂b)``: the closed form, with the guards of the conventions."""
   if not return_sign and not jnp.iscomplexobj(g):
     g = jnp.where(stats.sign < 0, jnp.nan, g)  # a NaN value gets a NaN gradient
-  q = mass_weights(a, where, stats, g)  # g · exp(a − shift) / total = g · ∂/∂b
+  q = mass_weights(a, b, where, axes, stats, g)  # g · exp(a − shift) / total = g · ∂/∂b
   if b is None:
-    return mask(q, where, 0), None
-  grad_a = mask(b * q, live_mask(b, where), 0)
-  grad_b = jnp.where(stats.dead, jnp.zeros_like(q), mask(q, where, 0))
-  return grad_a, grad_b
+    return mask(q, where, 0).astype(a.dtype), None
+  grad_a = mask(compute_dtype(b) * q, live_mask(b, where), 0)
+  grad_b = jnp.where(stats.dead, 0, mask(q, where, 0))
+  return grad_a.astype(a.dtype), grad_b.astype(b.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _lse_vjp(a, b, where, axes, return_sign):
-  return _value(row_stats(a, b, where, axes), return_sign)
+  return _value(a, b, where, axes, row_stats(a, b, where, axes), return_sign)
 
 
 def _lse_vjp_fwd(a, b, where, axes, return_sign):
   stats = row_stats(a, b, where, axes)
-  return _value(stats, return_sign), (a, b, where, stats)
+  return _value(a, b, where, axes, stats, return_sign), (a, b, where, stats)
 
 
 def _lse_vjp_bwd(axes, return_sign, residuals, cotangents):
   # ∂/∂a = b·exp(a − lse)·sign, ∂/∂b = exp(a − lse)·sign; the sign output is piecewise constant.
-  del axes
   a, b, where, stats = residuals
   g, _ = cotangents
-  grad_a, grad_b = _cotangents(a, b, where, stats, g, return_sign)
+  grad_a, grad_b = _cotangents(a, b, where, axes, stats, g, return_sign)
   return grad_a, grad_b, None
 
 
@@ -190,7 +190,7 @@ _lse_vjp.defvjp(_lse_vjp_fwd, _lse_vjp_bwd)
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def _lse_jvp(a, b, where, axes, return_sign):
-  return _value(row_stats(a, b, where, axes), return_sign)
+  return _value(a, b, where, axes, row_stats(a, b, where, axes), return_sign)
 
 
 @_lse_jvp.defjvp
@@ -199,9 +199,9 @@ def _lse_jvp_rule(axes, return_sign, primals, tangents):
   a, b, where = primals
   da, db, _ = tangents
   stats = row_stats(a, b, where, axes)
-  value, sign = _value(stats, return_sign)
-  grad_a, grad_b = _cotangents(a, b, where, stats, jnp.ones_like(value), return_sign)
-  dvalue = jnp.sum(grad_a * da, axis=axes, keepdims=True)
+  value, sign = _value(a, b, where, axes, stats, return_sign)
+  grad_a, grad_b = _cotangents(a, b, where, axes, stats, jnp.ones_like(value), return_sign)
+  dvalue = jnp.sum(compute_dtype(grad_a * da), axis=axes, keepdims=True)
   if b is not None:
-    dvalue = dvalue + jnp.sum(grad_b * db, axis=axes, keepdims=True)
+    dvalue = dvalue + jnp.sum(compute_dtype(grad_b * db), axis=axes, keepdims=True)
   return (value, sign), (dvalue.astype(value.dtype), jnp.zeros_like(sign))

@@ -53,7 +53,7 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis=-1,
     >>> print(f"{lsejax.softmax_cross_entropy(logits, jnp.array([0.0, 1.0, 0.0])):.4f}")
     0.6931
   """
-  logits, out_dtype = _args.inexact(_args.as_array(logits, "logits"))
+  logits = _args.inexact(_args.as_array(logits, "logits"))
   labels = _args.as_array(labels, "labels")
   if labels.shape != logits.shape:
     raise ValueError(f"labels of shape {labels.shape} must have the shape {logits.shape} of logits")
@@ -64,7 +64,7 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis=-1,
   counts = labels != 0 if where is None else where & (labels != 0)
   # Select, not multiply: 0 · (lse − (−inf)) would be NaN.
   terms = jnp.where(counts, labels * (lse - logits), 0)
-  return jnp.sum(terms, axis=axes).astype(out_dtype)
+  return jnp.sum(terms, axis=axes).astype(logits.dtype)
 
 
 def softmax_cross_entropy_with_integer_labels(
@@ -96,7 +96,7 @@ def softmax_cross_entropy_with_integer_labels(
     >>> print(lsejax.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])).round(4))
     [0.6931 0.2877]
   """
-  logits, out_dtype = _args.inexact(_args.as_array(logits, "logits"))
+  logits = _args.inexact(_args.as_array(logits, "logits"))
   labels = _args.as_array(labels, "labels")
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
@@ -124,7 +124,7 @@ def softmax_cross_entropy_with_integer_labels(
   loss = jnp.where(valid, loss, jnp.nan)
   if where is not None:
     loss = jnp.where(jnp.any(where, axis=axis), loss, 0)
-  return loss.astype(out_dtype)
+  return loss.astype(logits.dtype)
 
 
 def log_linear_nll(theta: ArrayLike, features: ArrayLike, chosen: ArrayLike,

@@ -15,15 +15,15 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from lsejax import _args
-from lsejax._kernel import mask, mass_weights, row_stats, shifted
+from lsejax._kernel import compute_dtype, inf_weight, log_abs_total, mask, mass_weights, row_stats
 from lsejax._logsumexp import in_forward_mode
 
 
 def _prepare(x, axis, where, name):
-  x, out_dtype = _args.inexact(_args.as_array(x, "x"))
+  x = _args.inexact(_args.as_array(x, "x"))
   if jnp.iscomplexobj(x):
     raise TypeError(f"{name} takes real input; got dtype {x.dtype}")
-  return x, out_dtype, _args.axes(axis, x.ndim), _args.where_mask(where, x.shape)
+  return x, x.dtype, _args.axes(axis, x.ndim), _args.where_mask(where, x.shape)
 
 
 def softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Array:
@@ -51,7 +51,7 @@ def softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Array:
     [0.5, 0.0, 0.5]
   """
   x, out_dtype, axes, where = _prepare(x, axis, where, "softmax")
-  return _softmax(x, where, axes, in_forward_mode()).astype(out_dtype)
+  return _softmax(compute_dtype(x), where, axes, in_forward_mode()).astype(out_dtype)
 
 
 def log_softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Array:
@@ -79,7 +79,7 @@ def log_softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Ar
     [-0.6931 -0.6931]
   """
   x, out_dtype, axes, where = _prepare(x, axis, where, "log_softmax")
-  return _log_softmax(x, where, axes, in_forward_mode()).astype(out_dtype)
+  return _log_softmax(compute_dtype(x), where, axes, in_forward_mode()).astype(out_dtype)
 
 
 # ---- softmax: p = exp(x − shift) / total; Jacobian diag(p) − p pᵀ (symmetric: one map serves
@@ -88,7 +88,7 @@ def log_softmax(x: ArrayLike, axis=-1, where: ArrayLike | None = None) -> jax.Ar
 
 def _softmax_value(x, where, axes):
   stats = row_stats(x, None, where, axes)
-  return mask(mass_weights(x, where, stats, jnp.ones_like(stats.total)), where, 0)
+  return mask(mass_weights(x, None, where, axes, stats, jnp.ones_like(stats.total)), where, 0)
 
 
 def _softmax_apply(p, where, axes, v):
@@ -135,10 +135,15 @@ def _softmax_jvp_rule(axes, primals, tangents):
 
 
 def _log_softmax_value(x, where, axes):
+  # y = (x − shift) − log|total|; a row holding +inf takes the limit: −log(number of +inf
+  # entries) at them and −inf elsewhere.
   stats = row_stats(x, None, where, axes)
   dead = stats.dead
-  safe_log_total = jnp.where(dead, jnp.zeros_like(stats.log_total), stats.log_total)
-  y = shifted(mask(x, where, -jnp.inf), stats.shift) - safe_log_total
+  log_total = log_abs_total(x, None, where, axes, stats)
+  x_in = mask(x, where, -jnp.inf)
+  y = (x_in - stats.shift) - jnp.where(dead, 0, log_total)
+  at_inf = jnp.where(x_in == jnp.inf, -jnp.log(inf_weight(x, None, where, axes, stats)), -jnp.inf)
+  y = jnp.where(stats.inf_row, at_inf, y)
   return jnp.where(dead, -jnp.inf, y), dead
 
 
