@@ -44,8 +44,19 @@ class RowStats(NamedTuple):
 
   @property
   def shift(self) -> jax.Array:
-    """The max where finite, else 0: a -inf row sums to 0, a +inf row to +inf."""
-    return jnp.where(jnp.isfinite(self.max), self.max, jnp.zeros_like(self.max))
+    """The value is ``shift + log|total|``: the max, kept at +inf, 0 where it is -inf or NaN."""
+    return jnp.where(jnp.isnan(self.max) | (self.max == -jnp.inf), 0, self.max)
+
+  @property
+  def pivot(self) -> jax.Array:
+    """What the exponent is shifted by: the shift, but the largest finite number for +inf.
+
+    Then ``exp(a − pivot)`` is +inf exactly at the +inf entries of such a row and 0 at its finite
+    ones, and the same expression serves every row (forward and backward share it, so XLA
+    computes it once).
+    """
+    big = jnp.finfo(self.max.dtype).max
+    return jnp.where(self.max == jnp.inf, big, self.shift)
 
   @property
   def sign(self) -> jax.Array:
@@ -58,12 +69,17 @@ class RowStats(NamedTuple):
   @property
   def dead(self) -> jax.Array:
     """Rows with no mass (value -inf): no gradient flows through them."""
-    return self.total == 0
+    return (self.total == 0) & (self.max != jnp.inf)
 
   @property
   def inf_row(self) -> jax.Array:
     """Rows holding a live +inf and no NaN: their gradient is the limit of the softmax."""
     return (self.max == jnp.inf) & ~jnp.isnan(self.total)
+
+
+def exponent(a: jax.Array, stats: RowStats) -> jax.Array:
+  """``a − pivot`` (see :attr:`RowStats.pivot`): every ``exp`` of the kernel goes through here."""
+  return a - stats.pivot.astype(a.dtype)
 
 
 def live_mask(b: jax.Array | None, where: jax.Array | None) -> jax.Array | None:
@@ -98,10 +114,29 @@ def row_stats(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
   a_live, b_live = _live(a, b, where)
   row_max = jnp.max(jnp.real(a_live), axis=axes, keepdims=True, initial=-jnp.inf)
   stats = RowStats(lax.stop_gradient(row_max), None)
-  terms = jnp.exp(a_live - stats.shift.astype(a_live.dtype))
+  terms = jnp.exp(exponent(a_live, stats))
   if b_live is not None:
     terms = b_live * terms
-  return stats._replace(total=jnp.sum(terms, axis=axes, keepdims=True))
+  total = jnp.sum(terms, axis=axes, keepdims=True)
+  return stats._replace(total=_count_infinities(a_live, b_live, axes, stats._replace(total=total)))
+
+
+def _count_infinities(a_live, b_live, axes, stats: RowStats) -> jax.Array:
+  """``total``, with ``Σ b`` over the +inf entries in place of +inf in rows holding +inf.
+
+  The value there is ``+inf + log|Σ_{+inf} b|`` all the same (NaN when the weights cancel),
+  and the backward finds the limit of the softmax, ``1 / Σ_{+inf} b`` at each +inf entry, in
+  ``exp(a − pivot) / total`` with ``exp`` clamped at 1. The count takes a pass of its own, run
+  only when some row holds +inf.
+  """
+  def count():
+    # a − pivot is +inf at +inf and ≤ 0 elsewhere in these rows; sign and max fuse into XLA:CPU's
+    # reduction where a compare would write an N×V mask first.
+    at_inf = jnp.maximum(jnp.sign(exponent(a_live, stats)), 0)
+    weights = at_inf if b_live is None else b_live * at_inf
+    return jnp.where(stats.inf_row, jnp.sum(weights, axis=axes, keepdims=True), stats.total)
+
+  return lax.cond(jnp.any(stats.inf_row), count, lambda: stats.total)
 
 
 def _safe_log_abs(x: jax.Array) -> jax.Array:
@@ -132,34 +167,37 @@ def log_abs_total(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
   if jnp.iscomplexobj(stats.total):
     return plain
   size = jnp.abs(stats.total)
-  near_one = (size > 0.5) & (size < 2)
+  near_one = (size > 0.5) & (size < 2) & (stats.max != jnp.inf)
 
   def refine():
+    # sign(z) is 0 at the max and -1 below it. The two sums share no N×V subexpression (not even
+    # the broadcast pivot: one adds −pivot, the other subtracts pivot) and use no select or
+    # compare, so XLA:CPU fuses each into its reduction and writes no N×V temporary.
     a_live, b_live = _live(a, b, where)
-    z = a_live - stats.shift
-    at_top = z == 0
-    terms = jnp.exp(z) if b_live is None else b_live * jnp.exp(z)
-    zero = jnp.zeros_like(terms)
-    top = jnp.sum(jnp.where(at_top, terms, zero), axis=axes, keepdims=True)  # Σ b at the max
-    rest = jnp.sum(jnp.where(at_top, zero, terms), axis=axes, keepdims=True)
+    u = a_live + (-stats.pivot).astype(a_live.dtype)
+    at_top = (1 + jnp.sign(u)) * jnp.exp(u)  # exp(0) = 1 exactly; kept for its derivative
+    z = exponent(a_live, stats)
+    below = -jnp.sign(z) * jnp.exp(z)
+    if b_live is not None:
+      at_top, below = b_live * at_top, b_live * below
+    top = jnp.sum(at_top, axis=axes, keepdims=True)  # Σ b at the max, exactly
+    rest = jnp.sum(below, axis=axes, keepdims=True)
     return jnp.where(near_one, _log1p_split(top, rest), plain)
 
   return lax.cond(jnp.any(near_one), refine, lambda: plain)
 
 
-def inf_weight(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
-               axes: tuple[int, ...], stats: RowStats) -> jax.Array:
-  """Per row, ``Σ b_i`` over the live +inf entries (1 where the row holds none).
+@jax.custom_jvp
+def _clamp_at_one(x: jax.Array) -> jax.Array:
+  """``min(x, 1)`` whose derivative is 1 up to 1 inclusive (``jnp.minimum`` gives ½ at the tie,
+  which is every row's max entry here, and would halve second derivatives)."""
+  return jnp.minimum(x, 1)
 
-  Computed in a pass of its own, taken only when some row holds +inf.
-  """
-  def total_at_inf():
-    a_live, b_live = _live(a, b, where)
-    at_inf = (a_live == jnp.inf).astype(a_live.dtype)
-    weights = at_inf if b_live is None else b_live * at_inf
-    return jnp.where(stats.inf_row, jnp.sum(weights, axis=axes, keepdims=True), 1)
 
-  return lax.cond(jnp.any(stats.inf_row), total_at_inf, lambda: jnp.ones_like(stats.total))
+@_clamp_at_one.defjvp
+def _clamp_at_one_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  return _clamp_at_one(x), jnp.where(x <= 1, dx, 0)
 
 
 def mass_weights(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
@@ -174,9 +212,14 @@ def mass_weights(a: jax.Array, b: jax.Array | None, where: jax.Array | None,
   a_in = mask(compute_dtype(a), where, -jnp.inf)
   scale = scale.astype(stats.total.dtype)
   per_row = jnp.where(stats.dead, 0, scale / jnp.where(stats.dead, 1, stats.total))
-  weights = jnp.exp(a_in - stats.shift.astype(a_in.dtype)) * per_row
+  unnormalised = jnp.exp(exponent(a_in, stats))
   if jnp.iscomplexobj(a_in):
-    return weights
-  per_inf = scale / inf_weight(a, b, where, axes, stats)
-  at_inf = jnp.where(a_in == jnp.inf, per_inf, 0)
-  return jnp.where(stats.inf_row, at_inf, weights)
+    return unnormalised * per_row
+  if b is None:
+    # Every entry is at most the max, so exp(a − pivot) ≤ 1 except at the +inf entries of a +inf
+    # row, where clamping gives the limit 1 / Σ_{+inf} b (see ``_count_infinities``) without a
+    # select, which lets XLA write the result over the exp buffer. A NaN that ``min`` drops is
+    # harmless: it made its row's total, hence ``per_row``, NaN.
+    return _clamp_at_one(unnormalised) * per_row
+  # With weights, a zero-weight entry may sit above the max (d/db_i = exp(a_i − pivot)/total).
+  return jnp.where(stats.inf_row & (unnormalised == jnp.inf), per_row, unnormalised * per_row)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from lsejax import _args
-from lsejax._kernel import compute_dtype, inf_weight, log_abs_total, mask, mass_weights, row_stats
+from lsejax._kernel import compute_dtype, exponent, log_abs_total, mask, mass_weights, row_stats
 from lsejax._logsumexp import in_forward_mode
 
 
@@ -141,8 +141,8 @@ def _log_softmax_value(x, where, axes):
   dead = stats.dead
   log_total = log_abs_total(x, None, where, axes, stats)
   x_in = mask(x, where, -jnp.inf)
-  y = (x_in - stats.shift) - jnp.where(dead, 0, log_total)
-  at_inf = jnp.where(x_in == jnp.inf, -jnp.log(inf_weight(x, None, where, axes, stats)), -jnp.inf)
+  y = exponent(x_in, stats) - jnp.where(dead, 0, log_total)
+  at_inf = jnp.where(x_in == jnp.inf, -log_total, -jnp.inf)  # total counts the +inf entries
   y = jnp.where(stats.inf_row, at_inf, y)
   return jnp.where(dead, -jnp.inf, y), dead
 
