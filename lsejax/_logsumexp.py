@@ -7,9 +7,10 @@ The forward pass is :func:`lsejax._kernel.row_stats`; the backward is the closed
 computed from the input and two numbers per row saved by the forward (the row max and the
 shifted sum). Nothing N×V is saved beyond the input itself.
 
-JAX refuses forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) on a custom_vjp function.
-:func:`forward_mode` switches every lsejax primitive called inside a function to a
-``jax.custom_jvp`` twin with the same closed form, for code that needs forward mode.
+JAX refuses forward mode (``jax.jvp``, ``jax.jacfwd``) of a custom_vjp function (forward-over-
+reverse, as in ``jax.hessian``, works: it differentiates the backward). :func:`forward_mode`
+switches every lsejax primitive called inside a function to a ``jax.custom_jvp`` twin with the
+same closed form, for code that needs forward mode.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ trace_count = 0  # how many times a primitive body was traced (tests check that 
 
 
 def forward_mode(fun: _F) -> _F:
-  """Makes ``fun`` differentiable in forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``).
+  """Makes ``fun`` differentiable in forward mode (``jax.jvp``, ``jax.jacfwd``).
 
   Inside ``fun``, every lsejax primitive runs as a ``jax.custom_jvp`` function whose tangent rule
   is the same closed form (softmax-weighted sum of the tangents) that the default custom_vjp
@@ -44,7 +45,7 @@ def forward_mode(fun: _F) -> _F:
 
   Examples:
     >>> import jax, jax.numpy as jnp, lsejax
-    >>> h = jax.hessian(lsejax.forward_mode(lsejax.logsumexp))(jnp.array([0.0, 0.0]))
+    >>> h = jax.jacfwd(jax.jacfwd(lsejax.forward_mode(lsejax.logsumexp)))(jnp.array([0.0, 0.0]))
     >>> print(h.round(2).tolist())
     [[0.25, -0.25], [-0.25, 0.25]]
   """
@@ -100,9 +101,10 @@ def logsumexp(a: ArrayLike, axis=None, b: ArrayLike | None = None, keepdims: boo
       with respect to a zero weight is still ``exp(a_i − lse)``.
     * a dominant term keeps the tiny rest (log1p).
 
-    ``jax.grad``, ``jax.vjp``, ``jax.jacrev`` and ``jacrev(jacrev)`` run the custom_vjp backward
-    (second derivatives differentiate that backward: the Hessian is ``diag(p) − p pᵀ``). For
-    ``jax.jvp``, ``jax.jacfwd`` or ``jax.hessian``, wrap the function in :func:`forward_mode`.
+    ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` run the custom_vjp backward; second derivatives
+    (``jacrev(jacrev)``, ``jax.hessian``) differentiate that backward: the Hessian is
+    ``diag(p) − p pᵀ``. JAX refuses ``jax.jvp`` and ``jax.jacfwd`` of a custom_vjp function: for
+    those, wrap the function in :func:`forward_mode`.
     Complex inputs follow :func:`jax.nn.logsumexp`; their gradient is the holomorphic one.
 
   Examples:
