@@ -104,7 +104,7 @@ def _write_json_atomically(path: str, payload: dict) -> None:
   fd, tmp = tempfile.mkstemp(prefix=".lsejax-", suffix=".json", dir=folder)
   try:
     with os.fdopen(fd, "w") as handle:
-      json.dump(payload, handle, indent=2, allow_nan=True)
+      json.dump(payload, handle, indent=2, allow_nan=False)
       handle.write("\n")
     os.replace(tmp, path)
   except BaseException:
@@ -136,7 +136,22 @@ def _fmt(x: float, digits: int = 7) -> str:
   return f"{x:.{digits}g}" if math.isfinite(x) else str(x)
 
 
+def _check_options(args) -> None:
+  if args.max_steps < 1:
+    raise UsageError(f"--max-steps must be a positive integer, got {args.max_steps}")
+  if not args.tol > 0 or not math.isfinite(args.tol):
+    raise UsageError(f"--tol must be a positive number, got {args.tol}")
+  if not args.learning_rate > 0 or not math.isfinite(args.learning_rate):
+    raise UsageError(f"--learning-rate must be a positive number, got {args.learning_rate}")
+
+
+def _json_number(x: float) -> float | None:
+  """Strict JSON has no NaN or Infinity: write null for a figure that is not available."""
+  return x if math.isfinite(x) else None
+
+
 def _fit(args) -> int:
+  _check_options(args)
   _check_output_path(args.json_out)
   data = _load(args)
 
@@ -186,7 +201,7 @@ def _fit(args) -> int:
   result = jax.block_until_ready(compiled(theta0, features, chosen, available))
   t2 = time.perf_counter()
   progress.done()
-  inference = lsejax.log_linear_inference(result.params, features, chosen, available)
+  inference = jax.jit(lsejax.log_linear_inference)(result.params, features, chosen, available)
 
   converged = bool(result.converged)
   status = "converged" if converged else "NOT converged"
@@ -207,19 +222,21 @@ def _fit(args) -> int:
     row = {"name": name, "estimate": float(inference.estimate[i]),
            "std_err": float(inference.std_err[i]), "t": float(inference.t[i]),
            "p": float(inference.p[i])}
-    rows.append(row)
+    rows.append({k: _json_number(v) if isinstance(v, float) else v for k, v in row.items()})
     print(f"{name:<{width}}  {_fmt(row['estimate']):>12}  {_fmt(row['std_err']):>12}  "
           f"{row['t']:>8.3f}  {row['p']:>9.2e}")
 
   if args.json_out:
     _write_json_atomically(args.json_out, {
         "data": data.source, "cases": data.num_cases, "alternatives": list(data.alternatives),
-        "optimizer": args.optimizer, "log_likelihood": float(inference.log_likelihood),
-        "null_log_likelihood": float(inference.null_log_likelihood),
-        "rho2": float(inference.rho2), "iterations": int(result.iterations),
-        "converged": converged, "grad_norm": float(result.grad_norm),
+        "optimizer": args.optimizer,
+        "log_likelihood": _json_number(float(inference.log_likelihood)),
+        "null_log_likelihood": _json_number(float(inference.null_log_likelihood)),
+        "rho2": _json_number(float(inference.rho2)), "iterations": int(result.iterations),
+        "converged": converged, "grad_norm": _json_number(float(result.grad_norm)),
         "compile_seconds": t1 - t0, "run_seconds": t2 - t1,
-        "gradient_check": check._asdict(), "parameters": rows})
+        "gradient_check": {k: _json_number(v) for k, v in check._asdict().items()},
+        "parameters": rows})
     print(f"\nwrote {args.json_out}")
   return 0
 

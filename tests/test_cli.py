@@ -326,9 +326,6 @@ def test_collinear_columns_warn_and_give_nan_std_err(collinear_run):
   assert out_path.exists()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="--json writes bare NaN tokens (json.dump allow_nan=True) when the "
-                   "standard errors are NaN: not valid JSON for strict parsers (jq, JSON.parse)")
 def test_json_stays_strict_json_with_nan_std_err(collinear_run):
   _, _, _, out_path = collinear_run
 
@@ -447,9 +444,6 @@ def test_bad_input(name, tmp_path, capsys):
   assert sorted(os.listdir(tmp_path)) == ["work"]
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True,
-                   reason="lsejax fit passes --max-steps/--tol to fit_function unchecked: its "
-                   "ValueError escapes main() as a traceback with exit code 1, not exit 2")
 @pytest.mark.parametrize("option", [["--max-steps", "0"], ["--tol", "0"], ["--tol", "nan"]])
 def test_bad_numeric_option_is_one_line_error(option, tmp_path, capsys):
   out_path = tmp_path / "out.json"
@@ -460,9 +454,6 @@ def test_bad_numeric_option_is_one_line_error(option, tmp_path, capsys):
   assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="lsejax fit accepts a negative --learning-rate and runs Adam uphill "
-                   "(exit 0, NOT converged) instead of rejecting it as bad input")
 def test_negative_learning_rate_is_one_line_error(tmp_path, capsys):
   rc, out, err = run_main(["fit", "--optimizer", "adam", "--learning-rate", "-1",
                            "--max-steps", "3"], capsys)
