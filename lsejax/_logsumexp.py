@@ -15,6 +15,7 @@ same closed form, for code that needs forward mode.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 from typing import Callable, TypeVar
@@ -28,7 +29,23 @@ from lsejax._kernel import (RowStats, compute_dtype, live_mask, log_abs_total, m
                             row_stats)
 
 _F = TypeVar("_F", bound=Callable)
-_FORWARD = contextvars.ContextVar("lsejax_forward_mode", default=False)
+if hasattr(jax, "make_user_context"):
+  # A context JAX's trace caches key on: a jit, scan or cond body traced for reverse mode is
+  # traced again inside forward_mode, and forward_mode(jax.jit(f)) works.
+  _FORWARD = jax.make_user_context(default_value=False)
+  _forward_value = lambda: bool(_FORWARD.value)  # noqa: E731
+else:  # older JAX: a plain context variable (apply forward_mode inside jit, before any trace)
+  _FORWARD_VAR = contextvars.ContextVar("lsejax_forward_mode", default=False)
+
+  @contextlib.contextmanager
+  def _FORWARD(value):  # noqa: N802
+    token = _FORWARD_VAR.set(value)
+    try:
+      yield
+    finally:
+      _FORWARD_VAR.reset(token)
+
+  _forward_value = _FORWARD_VAR.get
 trace_count = 0  # how many times a primitive body was traced (tests check that jit caches it)
 
 
@@ -40,8 +57,8 @@ def forward_mode(fun: _F) -> _F:
   backward applies; reverse mode through it transposes that rule. Outside, nothing changes:
   ``jax.grad`` of the undecorated function runs the hand-written backward.
 
-  Apply it inside any ``jax.jit``: ``jax.jit(forward_mode(f))``, not ``forward_mode(jax.jit(f))``
-  (a jit cache made before would keep the reverse-mode primitive).
+  The mode is part of JAX's trace-cache key, so ``forward_mode(jax.jit(f))`` and
+  ``jax.jit(forward_mode(f))`` both work, also after ``f`` was traced for reverse mode.
 
   Examples:
     >>> import jax, jax.numpy as jnp, lsejax
@@ -52,18 +69,15 @@ def forward_mode(fun: _F) -> _F:
 
   @functools.wraps(fun)
   def wrapped(*args, **kwargs):
-    token = _FORWARD.set(True)
-    try:
+    with _FORWARD(True):
       return fun(*args, **kwargs)
-    finally:
-      _FORWARD.reset(token)
 
   return wrapped  # type: ignore[return-value]
 
 
 def in_forward_mode() -> bool:
   """Whether the caller runs inside :func:`forward_mode` (the primitives pass it on as static)."""
-  return _FORWARD.get()
+  return _forward_value()
 
 
 def logsumexp(a: ArrayLike, axis=None, b: ArrayLike | None = None, keepdims: bool = False,
