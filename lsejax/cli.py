@@ -24,7 +24,8 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="lsejax", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(
+      prog="lsejax", description="Conditional logit fitting and logsumexp checks with lsejax.")
   commands = parser.add_subparsers(dest="command", required=True)
   fit = commands.add_parser(
       "fit", help="fit a conditional logit model by maximum likelihood",
@@ -41,10 +42,14 @@ def _parser() -> argparse.ArgumentParser:
   fit.add_argument("--specific", default="",
                    help="case columns interacted with alternatives: c,d or c:alt1+alt2")
   fit.add_argument("--json", dest="json_out", metavar="OUT", help="also write results as JSON")
-  fit.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-  fit.add_argument("--learning-rate", type=float, default=0.05, help="for --optimizer adam")
-  fit.add_argument("--max-steps", type=int, default=1000)
-  fit.add_argument("--tol", type=float, default=1e-8, help="gradient tolerance (max abs)")
+  fit.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
+                   help="optax.lbfgs with its line search (default) or optax.adam")
+  fit.add_argument("--learning-rate", type=float, default=0.05,
+                   help="for --optimizer adam (default 0.05)")
+  fit.add_argument("--max-steps", type=int, default=1000,
+                   help="most optimizer steps (default 1000)")
+  fit.add_argument("--tol", type=float, default=1e-8,
+                   help="stop when max |gradient| of -log L is below this (default 1e-8)")
   commands.add_parser(
       "check", help="run the edge-case suite against float64 references",
       description="Run every convention of the README by example (no mass, +inf, NaN, weights, "
@@ -122,7 +127,7 @@ class _Progress:
 
   def __call__(self, step, value, grad_norm):
     elapsed = time.perf_counter() - self.start
-    if elapsed > 1.0:
+    if elapsed > 1.0 and sys.stderr.isatty():  # a log file gets no stream of \r lines
       print(f"\r  ... step {int(step)}, -log L {float(value):.6f}, max|grad| {float(grad_norm):.1e}"
             f" ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
       self.shown = True
@@ -211,6 +216,10 @@ def _fit(args) -> int:
   print(f"log-likelihood       {float(inference.log_likelihood):.5f}")
   print(f"null log-likelihood  {float(inference.null_log_likelihood):.5f}")
   print(f"rho2                 {float(inference.rho2):.5f}")
+  if not converged:
+    print(f"warning: not converged after {int(result.iterations)} steps: the estimates and "
+          "standard errors below are not at the optimum (raise --max-steps or --tol; Adam "
+          "needs many steps on unscaled features)", file=sys.stderr)
   if not bool(jnp.all(jnp.isfinite(inference.std_err))):
     print("warning: the information matrix is singular: some parameter is not identified "
           "(collinear or constant columns?); standard errors are NaN")
