@@ -58,6 +58,9 @@ def log_linear_information(theta: ArrayLike, features: ArrayLike,
   """
   theta = _args.as_array(theta, "theta")
   features = _args.as_array(features, "features")
+  if theta.ndim != 1 or features.ndim < 2 or features.shape[-1] != theta.shape[0]:
+    raise ValueError(f"features of shape {features.shape} must be [..., num_alternatives, k] "
+                     f"with k the length of theta (shape {theta.shape})")
   if where is not None:
     where = _args.where_mask(where, features.shape[:-1])
     features = jnp.where(where[..., None], features, 0)

@@ -133,8 +133,10 @@ def logsumexp(a: ArrayLike, axis=None, b: ArrayLike | None = None, keepdims: boo
   a = _args.inexact(_args.as_array(a, "a"))
   reduced = _args.axes(axis, a.ndim)
   if b is not None:
-    b = _args.inexact(_args.broadcast_to(b, a.shape, "b"))
-    common = jnp.result_type(a, b)
+    b = _args.broadcast_to(b, a.shape, "b")
+    # Integer or bool weights take the dtype of `a`: they must not widen a float16 result.
+    common = a.dtype if jnp.issubdtype(b.dtype, jnp.integer) or b.dtype == bool else (
+        jnp.result_type(a, b))
     a, b = a.astype(common), b.astype(common)
   where = _args.where_mask(where, a.shape)
   for name, flag in (("keepdims", keepdims), ("return_sign", return_sign)):
@@ -219,5 +221,8 @@ def _lse_jvp_rule(axes, return_sign, primals, tangents):
   grad_a, grad_b = _cotangents(a, b, where, axes, stats, jnp.ones_like(value), return_sign)
   dvalue = jnp.sum(compute_dtype(grad_a * da), axis=axes, keepdims=True)
   if b is not None:
+    # ∂/∂b at an ignored entry (zero weight) holding NaN or +inf is NaN/inf; a tangent of 0 there
+    # would spread it over the row (0 · NaN), so such weights count as 0 in forward mode.
+    grad_b = jnp.where(live_mask(b, where) | jnp.isfinite(grad_b), grad_b, 0)
     dvalue = dvalue + jnp.sum(compute_dtype(grad_b * db), axis=axes, keepdims=True)
   return (value, sign), (dvalue.astype(value.dtype), jnp.zeros_like(sign))

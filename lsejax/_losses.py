@@ -34,8 +34,8 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis=-1,
     \ell = -\sum_i y_i \log \operatorname{softmax}(x)_i
          = \sum_i y_i \left(\operatorname{logsumexp}(x) - x_i\right)
 
-  Classes with ``y_i = 0`` or outside ``where`` contribute nothing, even when their logit is
-  -inf (where ``optax`` returns NaN).
+  Classes with ``y_i = 0`` contribute nothing, even when their logit is -inf (where ``optax``
+  returns NaN); as in optax, classes outside ``where`` leave the sum, label mass included.
 
   Args:
     logits: scores of shape ``[..., num_classes]``.
@@ -61,9 +61,13 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis=-1,
   axes = _args.axes(axis, logits.ndim)
   where = _args.where_mask(where, logits.shape)
   lse = logsumexp(logits, axis=axes, where=where, keepdims=True)
-  counts = labels != 0 if where is None else where & (labels != 0)
-  # Select, not multiply: 0 · (lse − (−inf)) would be NaN.
-  terms = jnp.where(counts, labels * (lse - logits), 0)
+  surprisal = lse - logits  # −log softmax: +inf at a −inf logit
+  # A zero label at a −inf logit contributes 0, not 0·inf = NaN; elsewhere the product is kept,
+  # so the gradient with respect to a zero label is still its surprisal.
+  safe = jnp.where((labels != 0) | jnp.isfinite(surprisal), surprisal, 0)
+  terms = labels * safe
+  if where is not None:
+    terms = jnp.where(where, terms, 0)  # as optax: excluded classes leave the sum
   return jnp.sum(terms, axis=axes).astype(logits.dtype)
 
 

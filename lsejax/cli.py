@@ -95,19 +95,34 @@ def _load(args):
 
 
 def _check_output_path(path: str | None) -> None:
+  """Refuse, before any work, an output path that the results could not be written to."""
   if path is None:
     return
+  if not path or path.endswith(os.sep):
+    raise UsageError(f"--json {path!r}: give a file name")
+  if os.path.isdir(path):
+    raise UsageError(f"--json {path}: is a folder")
+  if os.path.exists(path) and not os.path.isfile(path):
+    raise UsageError(f"--json {path}: exists and is not a regular file")
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder):
     raise UsageError(f"--json {path}: folder {folder} does not exist")
-  if os.path.isdir(path):
-    raise UsageError(f"--json {path}: is a folder")
+  try:  # the same temporary file the results will go through, so that it can be made at all
+    fd, probe = tempfile.mkstemp(prefix=".lsejax-", suffix=".json", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as err:
+    raise UsageError(f"--json {path}: cannot write in {folder}: {err.strerror}") from None
 
 
 def _write_json_atomically(path: str, payload: dict) -> None:
+  """Write to a temporary file beside ``path``, then rename: never a half-written file."""
   folder = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix=".lsejax-", suffix=".json", dir=folder)
   try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a results file is an ordinary file
     with os.fdopen(fd, "w") as handle:
       json.dump(payload, handle, indent=2, allow_nan=False)
       handle.write("\n")
@@ -235,7 +250,7 @@ def _fit(args) -> int:
     print(f"{name:<{width}}  {_fmt(row['estimate']):>12}  {_fmt(row['std_err']):>12}  "
           f"{row['t']:>8.3f}  {row['p']:>9.2e}")
 
-  if args.json_out:
+  if args.json_out is not None:
     _write_json_atomically(args.json_out, {
         "data": data.source, "cases": data.num_cases, "alternatives": list(data.alternatives),
         "optimizer": args.optimizer,
@@ -263,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     raise UsageError(f"unknown command {args.command}")
   except (UsageError, DataError) as err:
     print(f"lsejax {args.command}: error: {err}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  except OSError as err:  # e.g. the disk filled while writing --json: nothing half-written stays
+    print(f"lsejax {args.command}: error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
     return EXIT_BAD_INPUT
   except BrokenPipeError:  # `lsejax fit | head`: the reader left; not an error of ours
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

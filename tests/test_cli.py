@@ -478,3 +478,24 @@ def test_help(capsys):
   for option in ("--data", "--case", "--alt", "--choice", "--avail", "--asc", "--ref",
                  "--specific", "--json", "--optimizer", "--max-steps", "--tol"):
     assert option in out
+
+
+@pytest.mark.parametrize("target", ["", "dir/", "fifo"])
+def test_json_target_that_cannot_hold_the_results_is_refused_up_front(target, tmp_path, capsys):
+  (tmp_path / "dir").mkdir()
+  os.mkfifo(tmp_path / "fifo")
+  path = "" if target == "" else str(tmp_path / target)
+  rc, out, err = run_main(["fit", f"--json={path}"], capsys)
+  assert rc == 2 and out == ""
+  assert err.count("\n") == 1 and "--json" in err
+  assert sorted(os.listdir(tmp_path)) == ["dir", "fifo"]
+
+
+def test_json_file_follows_the_umask(tmp_path, capsys):
+  old = os.umask(0o022)
+  try:
+    rc, _, _ = run_main(["fit", "--json", str(tmp_path / "r.json")], capsys)
+  finally:
+    os.umask(old)
+  assert rc == 0
+  assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644

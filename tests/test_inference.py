@@ -289,3 +289,8 @@ def test_strongly_correlated_but_regular_information_keeps_std_err(library):
   np.testing.assert_allclose(np.asarray(res.std_err), np.sqrt(np.diag(np.linalg.inv(info))),
                              rtol=1e-6)
   assert np.all(np.isfinite(np.asarray(res.p)))
+
+
+def test_information_rejects_theta_of_the_wrong_length():
+  with pytest.raises(ValueError, match="theta"):
+    lsejax.log_linear_information(jnp.array([1.0, 2.0]), jnp.ones((4, 3, 1)))

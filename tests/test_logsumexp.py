@@ -647,3 +647,10 @@ def test_bad_flag_types():
     lsejax.logsumexp(jnp.zeros(3), keepdims="yes")
   with pytest.raises(TypeError, match="return_sign"):
     lsejax.logsumexp(jnp.zeros(3), return_sign=None)
+
+
+@pytest.mark.parametrize("b", [2, True, np.array([1, 2], np.int32)])
+def test_integer_or_bool_weights_keep_a_low_precision_dtype(b):
+  a = jnp.array([1.0, 2.0], jnp.float16)
+  assert lsejax.logsumexp(a, b=b).dtype == jnp.float16
+  assert lsejax.logsumexp(a.astype(jnp.float32), b=b).dtype == jnp.float32

@@ -420,3 +420,18 @@ def test_eager_equals_jit():
   poisoned = np.where(avail[..., None], features, np.nan)
   np.testing.assert_allclose(np.asarray(lsejax.log_linear_nll(theta, poisoned, chosen, avail)),
                              np.asarray(nll_j(theta, poisoned, chosen, avail)), rtol=1e-14)
+
+
+def test_soft_label_gradient_matches_optax_at_zero_labels():
+  # trainable labels (distillation): d/dy_i = lse − x_i, also where y_i = 0
+  logits, labels = jnp.array([1.0, 2.0, 3.0]), jnp.array([0.0, 0.5, 0.5])
+  ours = jax.grad(lsejax.softmax_cross_entropy, argnums=1)(logits, labels)
+  theirs = jax.grad(optax.losses.softmax_cross_entropy, argnums=1)(logits, labels)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_soft_label_gradient_at_a_neg_inf_logit_is_finite():
+  g = jax.grad(lsejax.softmax_cross_entropy, argnums=1)(jnp.array([-jnp.inf, 0.0, 0.0]),
+                                                        jnp.array([0.0, 1.0, 0.0]))
+  assert not np.isnan(np.asarray(g)).any()
+  np.testing.assert_allclose(g[1:], [np.log(2), np.log(2)], rtol=1e-12)

@@ -390,3 +390,16 @@ def test_jit_caches_the_primitive_trace():
   count = lse_module.trace_count
   g(y * 3)
   assert lse_module.trace_count == count
+
+
+@pytest.mark.parametrize("ignored", [jnp.nan, jnp.inf])
+def test_forward_mode_ignores_nan_or_inf_at_zero_weight(ignored):
+  b = jnp.array([0.0, 1.0, 1.0])
+  a = jnp.array([ignored, 0.0, 1.0])
+  p = np.asarray(jax.nn.softmax(jnp.array([0.0, 1.0])))
+  forward = jax.jacfwd(lsejax.forward_mode(lambda a: lsejax.logsumexp(a, b=b)))(a)
+  reverse = jax.grad(lambda a: lsejax.logsumexp(a, b=b))(a)
+  np.testing.assert_allclose(forward, [0.0, *p], rtol=1e-12)
+  np.testing.assert_allclose(reverse, [0.0, *p], rtol=1e-12)
+  db = jax.jacfwd(lsejax.forward_mode(lambda b: lsejax.logsumexp(a, b=b)))(b)
+  np.testing.assert_allclose(db[1:], p, rtol=1e-12)
