@@ -6,17 +6,21 @@ the ±inf/NaN guards, the log1p refinement and the closed-form derivative live i
 A reduction is summarised per row (per reduced slice) by two numbers, :class:`RowStats`:
 
 * ``max``: the largest live entry (an entry is live if ``where`` includes it and its weight is
-  nonzero). The exponent is shifted by it, or by 0 where it is ±inf or NaN;
-* ``total = Σ b_i exp(a_i − shift)``, one fused pass over the input.
+  nonzero). The exponent is shifted by the *pivot*: the max, 0 where it is -inf or NaN, and the
+  largest float where it is +inf (so ``exp(a − pivot)`` is +inf exactly at the +inf entries);
+* ``total = Σ b_i exp(a_i − pivot)``, one fused pass over the input; in a row holding +inf,
+  the weight of its +inf entries instead (counted in a pass taken only when such a row exists).
 
-The value is ``shift + log|total|``. Where ``|total|`` is near 1 the dominant term (weight ``top``,
-``exp(0) = 1`` each) could swamp a tiny ``rest``: then, and only then, a second pass computes
-``rest`` and the value becomes ``log|top| + log1p(rest/top)`` (float64 ``logsumexp([0, -40])``
-is 4.2e-18, not 0).
+The value is ``shift + log|total|`` (the shift is the max kept at +inf). Where ``|total|`` is near
+1 the dominant term (weight ``top``, ``exp(0) = 1`` each) could swamp a tiny ``rest``: then, and
+only then, a second pass sums both apart and the value becomes ``log|top| + log1p(rest/top)``
+(float64 ``logsumexp([0, -40])`` is 4.2e-18, not 0).
 
-The derivative of the value with respect to ``b_i`` is ``exp(a_i − shift) / total``
+The derivative of the value with respect to ``b_i`` is ``exp(a_i − pivot) / total``
 (:func:`mass_weights`); with respect to ``a_i`` it is ``b_i`` times that: the softmax. In a row
 holding +inf it is the limit: shared by the +inf entries in proportion to their weights.
+No select touches the N×V arrays on the common path (XLA:CPU does not fuse selects into its
+reductions), so the forward is two passes and the backward writes over the forward's exp.
 All functions work with the reduced axes kept (``keepdims=True``).
 """
 
