@@ -3,14 +3,20 @@
 float64 is enabled for the whole session at import, so that references can be computed in
 float64; every float32/float16/bfloat16 test therefore passes its dtype explicitly.
 
-The project runs pytest with ``--import-mode=importlib``, under which a helper module next to the
-tests is not importable (``tests/`` is not on ``sys.path``), so the shared helpers live here as
-session-scoped fixtures (session scope keeps them usable from hypothesis ``@given`` tests).
+The project runs pytest with ``--import-mode=importlib``, under which ``tests/`` is not on
+``sys.path``: the shared helpers live here as session-scoped fixtures (session scope keeps them
+usable from hypothesis ``@given`` tests), and this folder is put on the path for the one shared
+data module, ``_published.py`` (the published TravelMode figures).
 """
 
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import jax
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 jax.config.update("jax_enable_x64", True)
 
